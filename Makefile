@@ -13,7 +13,7 @@
 PKGS      := rdkafka libcurl json-c yaml-0.1 libmicrohttpd
 TEST_PKGS := cmocka
 DEB_PKGS  := librdkafka-dev libcurl4-openssl-dev libjson-c-dev libyaml-dev \
-             libmicrohttpd-dev libcmocka-dev pkg-config
+             libmicrohttpd-dev libcmocka-dev pkg-config curl
 
 CC      ?= cc
 BUILD   := build
@@ -50,6 +50,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BIN)/tests/%)
 IT_SRCS   := $(wildcard tests/integration/it_*.c)
 IT_BINS   := $(IT_SRCS:tests/integration/%.c=$(BIN)/tests/%)
+DEMO_BIN  := $(BIN)/tests/demo
 BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BIN)/tests/%)
 
@@ -86,7 +87,7 @@ test:
 	@$(MAKE) --no-print-directory build-tests
 	@MLS_BIN=$(BIN) tests/run.sh
 
-build-tests: $(PROGS) $(UNIT_BINS) $(IT_BINS)
+build-tests: $(PROGS) $(UNIT_BINS) $(IT_BINS) $(DEMO_BIN)
 
 unit:
 	@$(MAKE) --no-print-directory build-tests
@@ -98,8 +99,8 @@ integration:
 
 demo:
 	@$(MAKE) --no-print-directory deps
-	@$(MAKE) --no-print-directory build
-	@MLS_BIN=$(BIN) tests/demo.sh
+	@$(MAKE) --no-print-directory build $(DEMO_BIN)
+	@MLS_TOP=$(CURDIR) MLS_BIN=$(BIN) $(DEMO_BIN)
 
 bench:
 	@$(MAKE) --no-print-directory deps
@@ -119,7 +120,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
 .SECONDEXPANSION:
-$(PROGS): $(BIN)/%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard cmd/%/*.c)) $(LIB)
+$(PROGS): $(BIN)/%: $$(addprefix $(BUILD)/,$$(subst .c,.o,$$(wildcard cmd/%/*.c))) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -130,6 +131,10 @@ $(BIN)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(SUP) $(LIB)
 $(BIN)/tests/it_%: $(BUILD)/tests/integration/it_%.o $(SUP) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(TEST_LIBS)
+
+$(DEMO_BIN): $(BUILD)/tests/demo/demo.o $(SUP) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BIN)/tests/bench_%: $(BUILD)/tests/bench/bench_%.o $(SUP) $(LIB)
 	@mkdir -p $(@D)
