@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,6 +40,8 @@ int mls_proc_spawn(struct mls_proc *p, const char *const argv[],
         }
         if (pid == 0) {
                 setpgid(0, 0);
+                /* Never outlive the test that started us. */
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
                 dup2(fds[1], STDOUT_FILENO);
                 close(fds[0]);
                 close(fds[1]);

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * it_worker.c - the whole pipeline with real processes over loopback:
+ * kafka-mock, the Marketo emulator and mlsync workers. Every list must
+ * come out exactly as replaying the input topic says, and committed
+ * offsets must never claim a change Marketo has not accepted.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+
+#include "../support/rig.h"
+#include "mlsync/util.h"
+
+#define CATCH_UP_MS 240000
+
+/* The rig of the running test; the teardown stops it even after a failed
+ * assertion, so no process outlives its test. */
+static struct mls_rig r;
+
+static int rig_teardown(void **state)
+{
+        mls_rig_stop(&r);
+        return 0;
+}
+
+static const char *const mixed_stream[] = {
+        "--audiences", "5", "--users", "700", "--events", "3000",
+        "--seed", "11", "--segment-share", "0.35",
+        "--multi-email-share", "0.3", "--no-email-share", "0.05",
+        "--invalid-email-share", "0.03", "--duplicate-share", "0.05",
+        "--malformed", "12", "--unknown", "9", "--unknown-instance",
+        "999-ZZZ-999", NULL
+};
+
+static int64_t json_int(const char *json, const char *a, const char *b)
+{
+        json_object *root = json_tokener_parse(json), *x, *y;
+        int64_t v = -1;
+
+        if (root && json_object_object_get_ex(root, a, &x)) {
+                if (!b)
+                        v = json_object_get_int64(x);
+                else if (json_object_object_get_ex(x, b, &y))
+                        v = json_object_get_int64(y);
+        }
+        json_object_put(root);
+        return v;
+}
+
+static char *expect_json(struct mls_rig *rig)
+{
+        char path[1200];
+        char *buf = NULL;
+
+        snprintf(path, sizeof(path), "%s/expect.json", rig->dir);
+        if (mls_read_file(path, &buf, NULL) < 0)
+                return NULL;
+        return buf;
+}
+
+/* Sum a counter over every instance in /_admin/counters. */
+static int64_t counter_sum(struct mls_rig *rig, const char *field)
+{
+        char *txt = mls_rig_admin(rig, "counters");
+        json_object *root, *insts;
+        int64_t sum = 0;
+
+        if (!txt)
+                return -1;
+        root = json_tokener_parse(txt);
+        free(txt);
+        if (!root || !json_object_object_get_ex(root, "instances", &insts)) {
+                json_object_put(root);
+                return -1;
+        }
+        json_object_object_foreach(insts, id, inst)
+        {
+                json_object *v;
+
+                (void)id;
+                if (json_object_object_get_ex(inst, field, &v))
+                        sum += json_object_get_int64(v);
+        }
+        json_object_put(root);
+        return sum;
+}
+
+static void stop_workers_cleanly(struct mls_rig *rig, int n)
+{
+        for (int i = 0; i < n; i++)
+                assert_int_equal(mls_rig_worker_stop(rig, i, SIGTERM, 30000),
+                                 0);
+}
+
+/* 1 and 4: two workers, three instances, both formats, every oddity. */
+static void pipeline__two_workers_mixed_stream_exact(void **state)
+{
+        struct mls_rig_dlq d;
+        char *exp;
+
+        assert_int_equal(mls_rig_start(&r, "mixed", NULL), 0);
+        assert_int_equal(mls_rig_generate(&r, mixed_stream), 0);
+        assert_int_equal(mls_rig_worker_start(&r, 0), 0);
+        assert_int_equal(mls_rig_worker_start(&r, 1), 0);
+        assert_int_equal(mls_rig_wait_caught_up(&r, CATCH_UP_MS), 0);
+        assert_int_equal(mls_rig_check_lists(&r, NULL), 0);
+
+        exp = expect_json(&r);
+        assert_non_null(exp);
+        assert_int_equal(mls_rig_read_dlq(&r, &d), 0);
+        printf("dead letters: decode=%d route=%d marketo=%d total=%d\n",
+               d.decode, d.route, d.marketo, d.total);
+        assert_int_equal(d.missing_headers, 0);
+        assert_int_equal(d.decode, json_int(exp, "dead_letter", "malformed"));
+        assert_int_equal(d.route,
+                         json_int(exp, "dead_letter", "unknown_instance"));
+        assert_int_equal(d.marketo, json_int(exp, "dead_letter",
+                                             "rejected_email_messages"));
+        free(exp);
+        stop_workers_cleanly(&r, 2);
+        mls_rig_stop(&r);
+}
+
+/* 2: a worker killed without warning and restarted loses nothing. */
+static void pipeline__sigkill_and_restart_exact(void **state)
+{
+        int64_t committed[6];
+        int64_t deadline;
+        bool progressed = false;
+
+        assert_int_equal(mls_rig_start(&r, "sigkill", NULL), 0);
+        assert_int_equal(mls_rig_generate(&r, mixed_stream), 0);
+        assert_int_equal(mls_rig_worker_start(&r, 0), 0);
+        assert_int_equal(mls_rig_worker_start(&r, 1), 0);
+        /* Kill once some offsets are committed: mid-run, not at start. */
+        deadline = mls_now_ms() + 60000;
+        while (!progressed && mls_now_ms() < deadline) {
+                mls_sleep_ms(300);
+                mls_rig_committed(&r, committed, 6);
+                for (int i = 0; i < 6; i++)
+                        progressed |= committed[i] > 0;
+        }
+        assert_true(progressed);
+        assert_int_equal(mls_rig_worker_stop(&r, 0, SIGKILL, 10000),
+                         128 + SIGKILL);
+        assert_int_equal(mls_rig_worker_start(&r, 0), 0);
+        assert_int_equal(mls_rig_wait_caught_up(&r, CATCH_UP_MS), 0);
+        assert_int_equal(mls_rig_check_lists(&r, NULL), 0);
+        stop_workers_cleanly(&r, 2);
+        mls_rig_stop(&r);
+}
+
+/* 3: about 10% of calls fail (502, 604, dropped connections), tokens are
+ * expired mid-run; lists still exact and no call hammers after a 606. */
+static void pipeline__faults_and_token_expiry_exact(void **state)
+{
+        static const char *const emu[] = { "--fault", "http502=0.04",
+                                           "--fault", "timeout604=0.03",
+                                           "--fault", "drop=0.03", NULL };
+        struct mls_rig_opts o = { .emu_args = emu };
+        char url[256];
+        char *resp = NULL;
+
+        assert_int_equal(mls_rig_start(&r, "faults", &o), 0);
+        assert_int_equal(mls_rig_generate(&r, mixed_stream), 0);
+        assert_int_equal(mls_rig_worker_start(&r, 0), 0);
+        assert_int_equal(mls_rig_worker_start(&r, 1), 0);
+        mls_sleep_ms(6000);
+        snprintf(url, sizeof(url), "%s/_admin/expire-tokens", r.emu_base);
+        assert_int_equal(mls_http_req("POST", url, NULL, "{}", &resp), 200);
+        free(resp);
+        assert_int_equal(mls_rig_wait_caught_up(&r, CATCH_UP_MS), 0);
+        assert_int_equal(mls_rig_check_lists(&r, NULL), 0);
+        assert_int_equal(counter_sum(&r, "repeat_606"), 0);
+        stop_workers_cleanly(&r, 2);
+        mls_rig_stop(&r);
+}
+
+/* 5: SIGTERM while busy: exit 0 within the drain deadline, and whatever
+ * was committed is in Marketo. A restart then finishes the stream. */
+static void pipeline__sigterm_busy_commits_only_accepted(void **state)
+{
+        static const char *const emu[] = { "--latency-ms", "40-120", NULL };
+        struct mls_rig_opts o = { .emu_args = emu,
+                                  .shutdown_timeout_ms = 8000 };
+        int64_t committed[6];
+        int64_t deadline;
+        bool progressed = false;
+        int rc;
+
+        assert_int_equal(mls_rig_start(&r, "sigterm", &o), 0);
+        assert_int_equal(mls_rig_generate(&r, mixed_stream), 0);
+        assert_int_equal(mls_rig_worker_start(&r, 0), 0);
+        deadline = mls_now_ms() + 60000;
+        while (!progressed && mls_now_ms() < deadline) {
+                mls_sleep_ms(200);
+                mls_rig_committed(&r, committed, 6);
+                for (int i = 0; i < 6; i++)
+                        progressed |= committed[i] > 0;
+        }
+        assert_true(progressed);
+        /* The drain deadline is 8 s; allow the close and exit on top. */
+        rc = mls_rig_worker_stop(&r, 0, SIGTERM, 20000);
+        assert_int_equal(rc, 0);
+        assert_int_equal(mls_rig_committed(&r, committed, 6), 0);
+        assert_int_equal(mls_rig_check_lists(&r, committed), 0);
+
+        assert_int_equal(mls_rig_worker_start(&r, 0), 0);
+        assert_int_equal(mls_rig_wait_caught_up(&r, CATCH_UP_MS), 0);
+        assert_int_equal(mls_rig_check_lists(&r, NULL), 0);
+        stop_workers_cleanly(&r, 1);
+        mls_rig_stop(&r);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_teardown(pipeline__two_workers_mixed_stream_exact, rig_teardown),
+                cmocka_unit_test_teardown(pipeline__sigkill_and_restart_exact, rig_teardown),
+                cmocka_unit_test_teardown(pipeline__faults_and_token_expiry_exact, rig_teardown),
+                cmocka_unit_test_teardown(pipeline__sigterm_busy_commits_only_accepted, rig_teardown),
+        };
+
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
+}
