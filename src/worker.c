@@ -396,6 +396,10 @@ static void commit_done(struct worker *w, bool sync)
                 rd_kafka_topic_partition_list_add(list, p->topic,
                                                   p->partition)->offset = off;
                 p->committed = off;
+                mls_log(MLS_LOG_DEBUG, "kafka", "commit",
+                        MLS_KV_STR("topic", p->topic),
+                        MLS_KV_INT("partition", p->partition),
+                        MLS_KV_INT("offset", off), MLS_KV_BOOL("sync", sync));
         }
         w->last_commit_ms = mls_now_ms();
         if (list->cnt == 0) {
@@ -555,6 +559,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 mls_log(MLS_LOG_INFO, "kafka", "partitions assigned",
                         MLS_KV_INT("count", parts->cnt));
                 rd_kafka_assign(rk, parts);
+                /* librdkafka keeps an application pause across a
+                 * rebalance; the drain on revoke paused these, so a
+                 * partition given back would otherwise never be read. */
+                rd_kafka_resume_partitions(rk, parts);
                 return;
         }
         if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {

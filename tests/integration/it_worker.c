@@ -67,8 +67,10 @@ static char *expect_json(struct mls_rig *rig)
         return buf;
 }
 
-/* Sum a counter over every instance in /_admin/counters. */
-static int64_t counter_sum(struct mls_rig *rig, const char *field)
+/* Sum a counter over every instance in /_admin/counters: the top-level
+ * field, or field.sub when sub is given (errors by code, for example). */
+static int64_t counter_sum(struct mls_rig *rig, const char *field,
+                           const char *sub)
 {
         char *txt = mls_rig_admin(rig, "counters");
         json_object *root, *insts;
@@ -87,8 +89,11 @@ static int64_t counter_sum(struct mls_rig *rig, const char *field)
                 json_object *v;
 
                 (void)id;
-                if (json_object_object_get_ex(inst, field, &v))
-                        sum += json_object_get_int64(v);
+                if (!json_object_object_get_ex(inst, field, &v))
+                        continue;
+                if (sub && !json_object_object_get_ex(v, sub, &v))
+                        continue;
+                sum += json_object_get_int64(v);
         }
         json_object_put(root);
         return sum;
@@ -159,29 +164,60 @@ static void pipeline__sigkill_and_restart_exact(void **state)
         mls_rig_stop(&r);
 }
 
-/* 3: about 10% of calls fail (502, 604, dropped connections), tokens are
- * expired mid-run; lists still exact and no call hammers after a 606. */
+/* 3: about 10% of calls fail (502, 604, dropped connections), every token
+ * is expired mid-run, and Marketo's rolling window (40 calls per 20 s) is
+ * tighter than our budget (80), so 606 replies come: lists still exact,
+ * and no call reached Marketo after a 606 before its window allowed one.
+ * The stream is produced at a bounded rate so all of this happens while
+ * the worker is busy, not after it is done. One worker: until workers
+ * share the budget through the control topic, a second one cannot know
+ * that the first was just refused (README, Limits). */
 static void pipeline__faults_and_token_expiry_exact(void **state)
 {
         static const char *const emu[] = { "--fault", "http502=0.04",
                                            "--fault", "timeout604=0.03",
-                                           "--fault", "drop=0.03", NULL };
+                                           "--fault", "drop=0.03",
+                                           "--calls-per-20s", "40", NULL };
         struct mls_rig_opts o = { .emu_args = emu };
+        const char *stream[64];
+        size_t n = 0;
         char url[256];
         char *resp = NULL;
 
+        for (; mixed_stream[n]; n++)
+                stream[n] = mixed_stream[n];
+        stream[n++] = "--rate";
+        stream[n++] = "250";
+        stream[n] = NULL;
+
         assert_int_equal(mls_rig_start(&r, "faults", &o), 0);
-        assert_int_equal(mls_rig_generate(&r, mixed_stream), 0);
         assert_int_equal(mls_rig_worker_start(&r, 0), 0);
-        assert_int_equal(mls_rig_worker_start(&r, 1), 0);
+        assert_int_equal(mls_rig_generate_start(&r, stream), 0);
         mls_sleep_ms(6000);
         snprintf(url, sizeof(url), "%s/_admin/expire-tokens", r.emu_base);
         assert_int_equal(mls_http_req("POST", url, NULL, "{}", &resp), 200);
         free(resp);
+        assert_int_equal(mls_rig_generate_wait(&r, 120000), 0);
         assert_int_equal(mls_rig_wait_caught_up(&r, CATCH_UP_MS), 0);
         assert_int_equal(mls_rig_check_lists(&r, NULL), 0);
-        assert_int_equal(counter_sum(&r, "repeat_606"), 0);
-        stop_workers_cleanly(&r, 2);
+
+        printf("emulator: calls=%lld 606=%lld 601=%lld 602=%lld "
+               "502=%lld 604=%lld repeat_606=%lld\n",
+               (long long)counter_sum(&r, "total_calls", NULL),
+               (long long)counter_sum(&r, "errors", "606"),
+               (long long)counter_sum(&r, "errors", "601"),
+               (long long)counter_sum(&r, "errors", "602"),
+               (long long)counter_sum(&r, "errors", "http_502"),
+               (long long)counter_sum(&r, "errors", "604"),
+               (long long)counter_sum(&r, "repeat_606", NULL));
+        /* The run met what it was meant to meet... */
+        assert_true(counter_sum(&r, "errors", "606") > 0);
+        assert_true(counter_sum(&r, "errors", "601") +
+                            counter_sum(&r, "errors", "602") >
+                    0);
+        /* ...and never called into a window Marketo had closed. */
+        assert_int_equal(counter_sum(&r, "repeat_606", NULL), 0);
+        stop_workers_cleanly(&r, 1);
         mls_rig_stop(&r);
 }
 
@@ -231,5 +267,8 @@ int main(void)
         };
 
         setvbuf(stdout, NULL, _IOLBF, 0);
+        /* MLS_TEST_FILTER=*sigkill* runs the matching tests only. */
+        if (getenv("MLS_TEST_FILTER"))
+                cmocka_set_test_filter(getenv("MLS_TEST_FILTER"));
         return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
 }

@@ -169,11 +169,10 @@ int mls_rig_worker_stop(struct mls_rig *r, int i, int sig, int timeout_ms)
         return mls_proc_wait(&r->workers[i], timeout_ms);
 }
 
-int mls_rig_generate(struct mls_rig *r, const char *const args[])
+int mls_rig_generate_start(struct mls_rig *r, const char *const args[])
 {
         const char *argv[64];
         char insts[128];
-        struct mls_proc gen;
         size_t n = 0;
 
         snprintf(insts, sizeof(insts), "%s,%s,%s", mls_rig_instances[0],
@@ -190,9 +189,19 @@ int mls_rig_generate(struct mls_rig *r, const char *const args[])
         for (size_t i = 0; args && args[i] && n < 62; i++)
                 argv[n++] = args[i];
         argv[n] = NULL;
-        if (mls_proc_spawn(&gen, argv, log_path(r, "generator.log")) < 0)
+        return mls_proc_spawn(&r->gen, argv, log_path(r, "generator.log"));
+}
+
+int mls_rig_generate_wait(struct mls_rig *r, int timeout_ms)
+{
+        return mls_proc_wait(&r->gen, timeout_ms);
+}
+
+int mls_rig_generate(struct mls_rig *r, const char *const args[])
+{
+        if (mls_rig_generate_start(r, args) < 0)
                 return -1;
-        return mls_proc_wait(&gen, 120000);
+        return mls_rig_generate_wait(r, 120000);
 }
 
 static struct mls_kinspect_conn rig_conn(struct mls_rig *r)
@@ -243,9 +252,12 @@ int mls_rig_wait_caught_up(struct mls_rig *r, int timeout_ms)
                         int64_t total = lag.total;
                         bool all = true;
 
+                        /* An empty partition has nothing to commit. */
                         for (size_t i = 0; i < lag.part_cnt; i++)
                                 if (lag.parts[i].committed !=
-                                    lag.parts[i].high)
+                                            lag.parts[i].high &&
+                                    !(lag.parts[i].high == 0 &&
+                                      lag.parts[i].committed < 0))
                                         all = false;
                         if (all && total == 0) {
                                 mls_kinspect_lag_fini(&lag);
@@ -285,6 +297,7 @@ char *mls_rig_admin(struct mls_rig *r, const char *what)
 
 void mls_rig_stop(struct mls_rig *r)
 {
+        mls_proc_stop(&r->gen);
         for (int i = 0; i < MLS_RIG_MAX_WORKERS; i++)
                 mls_proc_stop(&r->workers[i]);
         mls_proc_stop(&r->emu);

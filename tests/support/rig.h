@@ -29,6 +29,7 @@ struct mls_rig {
         int partitions;
         struct mls_proc kafka;
         struct mls_proc emu;
+        struct mls_proc gen;   /* audience-gen, when started in background */
         struct mls_proc workers[MLS_RIG_MAX_WORKERS];
         bool quiet;            /* demo: fewer progress lines */
 };
@@ -56,6 +57,12 @@ int mls_rig_worker_stop(struct mls_rig *r, int i, int sig, int timeout_ms);
  * (NULL-ended). @returns its exit code.
  */
 int mls_rig_generate(struct mls_rig *r, const char *const args[]);
+
+/** The same, in the background (use --rate to spread it over time). */
+int mls_rig_generate_start(struct mls_rig *r, const char *const args[]);
+
+/** Wait for a background generator. @returns its exit code. */
+int mls_rig_generate_wait(struct mls_rig *r, int timeout_ms);
 
 /**
  * Wait until the group's committed offsets reach the high watermarks of
