@@ -94,6 +94,7 @@ struct mls_rig_dlq {
         int decode;
         int route;
         int marketo;
+        int other;           /* any other stage: must stay 0 */
         int missing_headers; /* records without reason/source headers */
         struct facts *seen;  /* private */
 };

@@ -294,6 +294,8 @@ static int on_dlq(const struct mls_kinspect_msg *m, void *opaque)
                 d->route++;
         else if (stage->size == 7 && !memcmp(stage->value, "marketo", 7))
                 d->marketo++;
+        else
+                d->other++;
         return 0;
 }
 
