@@ -39,11 +39,13 @@ static void print_members(json_object *members)
                         json_object_array_get_idx(members, i));
                 int len = (int)strlen(e) + 2;
 
-                if (col + len > 96) {
-                        printf("\n    ");
+                if (i > 0 && col + len > 96) {
+                        printf(",\n    ");
                         col = 4;
+                } else if (i > 0) {
+                        printf(", ");
                 }
-                printf("%s%s", e, i + 1 < n ? ", " : "");
+                printf("%s", e);
                 col += len;
         }
         printf("\n");
@@ -97,19 +99,32 @@ static void print_counters(void)
         printf("\n== Marketo calls (emulator counters) ==\n");
         json_object_object_foreach(insts, id, inst)
         {
-                json_object *total, *peak, *errors;
+                json_object *total, *peak, *errors, *skips;
 
                 json_object_object_get_ex(inst, "total_calls", &total);
                 json_object_object_get_ex(inst, "max_calls_in_20s", &peak);
                 printf("%s: %lld calls, at most %lld in any 20 s window",
                        id, (long long)json_object_get_int64(total),
                        (long long)json_object_get_int64(peak));
+                printf("\n    errors by code:");
                 if (json_object_object_get_ex(inst, "errors", &errors) &&
                     json_object_object_length(errors) > 0) {
-                        printf("; errors by code:");
                         json_object_object_foreach(errors, code, cnt)
                                 printf(" %s=%lld", code,
                                        (long long)json_object_get_int64(cnt));
+                } else {
+                        printf(" none");
+                }
+                printf("\n    records Marketo skipped, by reason (1015: "
+                       "not a member, counts as done; 1003: invalid, "
+                       "dead-lettered):");
+                if (json_object_object_get_ex(inst, "skips", &skips) &&
+                    json_object_object_length(skips) > 0) {
+                        json_object_object_foreach(skips, code, cnt)
+                                printf(" %s=%lld", code,
+                                       (long long)json_object_get_int64(cnt));
+                } else {
+                        printf(" none");
                 }
                 printf("\n");
         }
@@ -158,7 +173,10 @@ int main(void)
                 "--malformed", "3", "--unknown", "2", "--unknown-instance",
                 "999-ZZZ-999", NULL
         };
-        struct mls_rig_opts o = { .partitions = 4 };
+        /* A few failed calls, so the retries show in the summary. */
+        static const char *const emu[] = { "--fault", "http502=0.03",
+                                           "--fault", "drop=0.02", NULL };
+        struct mls_rig_opts o = { .partitions = 4, .emu_args = emu };
         struct mls_rig_dlq d;
         int64_t start = mls_now_ms();
         int diffs = -1;
@@ -166,8 +184,8 @@ int main(void)
         setvbuf(stdout, NULL, _IOLBF, 0);
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
-        printf("demo: starting kafka-mock, the Marketo emulator and two "
-               "mlsync workers\n");
+        printf("demo: starting kafka-mock, the Marketo emulator (failing "
+               "about 5%% of calls on purpose) and two mlsync workers\n");
         if (mls_rig_start(&rig, "demo", &o) < 0)
                 return 1;
         printf("demo: producing a sample stream of 1500 audience events\n");
