@@ -563,6 +563,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                  * rebalance; the drain on revoke paused these, so a
                  * partition given back would otherwise never be read. */
                 rd_kafka_resume_partitions(rk, parts);
+                mls_wobs_ready(w);
                 return;
         }
         if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
@@ -653,6 +654,7 @@ static int run_loop_once(struct worker *w, int max_wait_ms)
                 w->last_stats_ms = now;
                 log_stats(w, "stats");
         }
+        mls_wobs_tick(w, now);
 
         wait = max_wait_ms;
         if (taken >= POLL_BATCH)
@@ -858,6 +860,8 @@ static void teardown(struct worker *w)
                 close(w->wake_fds[0]);
         if (w->wake_fds[1] >= 0)
                 close(w->wake_fds[1]);
+        /* Last, so /livez answers until the very end of the drain. */
+        mls_wobs_stop(w);
 }
 
 /**
@@ -878,6 +882,7 @@ static void shutdown_drain(struct worker *w)
                 MLS_KV_INT("pending", w->pending),
                 MLS_KV_INT("timeout_ms", budget));
         w->draining = true;
+        mls_wobs_draining(w);
         apply_backpressure(w);
         /* Keep a little of the budget for the commit and the close. */
         drain(w, budget > 3000 ? budget - 2000 : budget * 2 / 3);
@@ -914,6 +919,8 @@ int mls_worker_main(const struct mls_cfg *cfg)
         rc = setup_marketo(&w);
         if (!rc)
                 rc = setup_kafka(&w);
+        if (!rc && mls_wobs_start(&w) < 0)
+                rc = EXIT_CONFIG;
         if (rc) {
                 teardown(&w);
                 return rc;

@@ -16,6 +16,7 @@
 #include "mlsync/offsets.h"
 
 struct worker;
+struct wobs;
 
 /* One assigned partition. */
 struct wpart {
@@ -129,6 +130,7 @@ struct worker {
         int64_t last_stats_ms;
         char worker_id[96];
         struct wstats st;
+        struct wobs *obs;      /* metrics and probes; NULL when off */
 };
 
 /* worker_sync.c */
@@ -140,6 +142,13 @@ int64_t mls_wsync_tick(struct worker *w, int64_t now);
 void mls_wsync_abandon_all(struct worker *w);
 size_t mls_wsync_busy(const struct worker *w);
 void mls_wsync_destroy_lists(struct worker *w);
+
+/* worker_obs.c: metrics and probes on worker.http_addr */
+int mls_wobs_start(struct worker *w);
+void mls_wobs_ready(struct worker *w);
+void mls_wobs_draining(struct worker *w);
+void mls_wobs_tick(struct worker *w, int64_t now);
+void mls_wobs_stop(struct worker *w);
 
 /* worker.c, used by worker_sync.c */
 void mls_worker_msg_release(struct worker *w, struct wmsg *m);

@@ -106,13 +106,68 @@ static void stop_workers_cleanly(struct mls_rig *rig, int n)
                                  0);
 }
 
-/* 1 and 4: two workers, three instances, both formats, every oddity. */
+/* GET http://127.0.0.1:port/path; returns the HTTP status, body in *out. */
+static long probe(int port, const char *path, char **out)
+{
+        char url[128];
+
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+        return mls_http_req("GET", url, NULL, NULL, out);
+}
+
+/* The value of a sample line; fails the test when the series is missing. */
+static double series_value(const char *text, const char *series)
+{
+        const char *p = text;
+        size_t n = strlen(series);
+
+        while ((p = strstr(p, series)) != NULL) {
+                if ((p == text || p[-1] == '\n') && p[n] == ' ')
+                        return strtod(p + n + 1, NULL);
+                p += n;
+        }
+        fail_msg("series %s missing from /metrics", series);
+        return -1;
+}
+
+/* Probes and metrics of a worker after the stream is done. @returns the
+ * records it consumed (a worker may own only empty partitions). */
+static double check_probes_and_metrics(struct mls_rig *rig, int i)
+{
+        double consumed;
+        int port = mls_rig_worker_http_port(rig, i, 10000);
+        char *body = NULL;
+
+        assert_true(port > 0);
+        assert_int_equal(probe(port, "/livez", &body), 200);
+        free(body);
+        assert_int_equal(probe(port, "/readyz", &body), 200);
+        free(body);
+        assert_int_equal(probe(port, "/metrics", &body), 200);
+        assert_non_null(body);
+        consumed = series_value(body, "mlsync_records_consumed_total");
+        assert_true(series_value(body, "mlsync_ready") == 1);
+        assert_true(series_value(body, "mlsync_pending_records") == 0);
+        assert_true(series_value(body, "mlsync_records_processed_total"
+                                       "{result=\"applied\"}") >= 0);
+        assert_non_null(strstr(body, "mlsync_api_requests_total{instance=\""));
+        assert_non_null(strstr(body, "process_resident_memory_bytes "));
+        /* No email, token or secret ever reaches the metrics. */
+        assert_null(strchr(body, '@'));
+        assert_null(strstr(body, "secret-"));
+        free(body);
+        return consumed;
+}
+
+/* 1 and 4: two workers, three instances, both formats, every oddity;
+ * both serve their probes and metrics. */
 static void pipeline__two_workers_mixed_stream_exact(void **state)
 {
+        struct mls_rig_opts o = { .http = true };
         struct mls_rig_dlq d;
         char *exp;
 
-        assert_int_equal(mls_rig_start(&r, "mixed", NULL), 0);
+        assert_int_equal(mls_rig_start(&r, "mixed", &o), 0);
         assert_int_equal(mls_rig_generate(&r, mixed_stream), 0);
         assert_int_equal(mls_rig_worker_start(&r, 0), 0);
         assert_int_equal(mls_rig_worker_start(&r, 1), 0);
@@ -131,6 +186,9 @@ static void pipeline__two_workers_mixed_stream_exact(void **state)
                          json_int(exp, "dead_letter", "unknown_instance"));
         assert_int_equal(d.marketo, json_int(exp, "dead_letter",
                                              "rejected_email_messages"));
+        assert_true(check_probes_and_metrics(&r, 0) +
+                            check_probes_and_metrics(&r, 1) >=
+                    (double)json_int(exp, "events", NULL));
         free(exp);
         stop_workers_cleanly(&r, 2);
         mls_rig_stop(&r);

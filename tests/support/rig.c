@@ -69,11 +69,13 @@ static int write_config(struct mls_rig *r, const struct mls_rig_opts *o)
                 "worker:\n"
                 "  shutdown_timeout_ms: %d\n"
                 "  commit_interval_ms: 500\n"
+                "%s"
                 "log:\n"
                 "  level: %s\n"
                 "  format: text\n",
                 o->batch_max_wait_ms > 0 ? o->batch_max_wait_ms : 200,
                 o->shutdown_timeout_ms > 0 ? o->shutdown_timeout_ms : 15000,
+                o->http ? "  http_addr: 127.0.0.1:0\n" : "",
                 o->log_level ? o->log_level : "info");
         return fclose(fp);
 }
@@ -161,6 +163,31 @@ int mls_rig_worker_start(struct mls_rig *r, int i)
 
         snprintf(name, sizeof(name), "worker-%d.log", i);
         return mls_proc_spawn(&r->workers[i], argv, log_path(r, name));
+}
+
+int mls_rig_worker_http_port(struct mls_rig *r, int i, int timeout_ms)
+{
+        char name[32];
+        int64_t deadline = mls_now_ms() + timeout_ms;
+
+        snprintf(name, sizeof(name), "worker-%d.log", i);
+        for (;;) {
+                char *log = NULL, *line, *p;
+                int port = -1;
+
+                if (mls_read_file(log_path(r, name), &log, NULL) == 0) {
+                        line = strstr(log, "http server listening");
+                        p = line ? strstr(line, " port=") : NULL;
+                        if (p)
+                                port = atoi(p + 6);
+                        free(log);
+                }
+                if (port > 0)
+                        return port;
+                if (mls_now_ms() >= deadline)
+                        return -1;
+                mls_sleep_ms(100);
+        }
 }
 
 int mls_rig_worker_stop(struct mls_rig *r, int i, int sig, int timeout_ms)

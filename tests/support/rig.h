@@ -40,6 +40,8 @@ struct mls_rig_opts {
         int batch_max_wait_ms;       /* default 200 */
         int shutdown_timeout_ms;     /* default 15000 */
         const char *log_level;       /* default "info" */
+        bool http;                   /* serve probes and metrics on a free
+                                      * loopback port (see below) */
 };
 
 /** Start kafka-mock and the emulator, write the worker config. */
@@ -48,6 +50,12 @@ int mls_rig_start(struct mls_rig *r, const char *tag,
 
 /** Start (or restart) worker i; its log is <dir>/worker-<i>.log. */
 int mls_rig_worker_start(struct mls_rig *r, int i);
+
+/**
+ * The port worker i serves /livez, /readyz and /metrics on (opts.http),
+ * read from its log. @returns the port, or -1 after timeout_ms.
+ */
+int mls_rig_worker_http_port(struct mls_rig *r, int i, int timeout_ms);
 
 /** Signal worker i and wait for its exit. @returns its exit code. */
 int mls_rig_worker_stop(struct mls_rig *r, int i, int sig, int timeout_ms);
