@@ -42,15 +42,7 @@ int64_t mls_kinspect_part_lag(int64_t committed, int64_t low, int64_t high)
 static void on_rdkafka_log(const rd_kafka_t *rk, int level, const char *fac,
                            const char *buf)
 {
-        enum mls_log_level lvl = MLS_LOG_DEBUG;
-
-        if (level <= 3)
-                lvl = MLS_LOG_ERROR;
-        else if (level == 4)
-                lvl = MLS_LOG_WARN;
-        else if (level <= 6)
-                lvl = MLS_LOG_INFO;
-        mls_log(lvl, "kinspect", "librdkafka", MLS_KV_STR("facility", fac),
+        mls_log(mls_log_level_from_syslog(level), "kinspect", "librdkafka", MLS_KV_STR("facility", fac),
                 MLS_KV_STR("detail", buf));
 }
 

@@ -31,6 +31,17 @@ int mls_log_level_parse(const char *s)
         return -1;
 }
 
+enum mls_log_level mls_log_level_from_syslog(int level)
+{
+        if (level <= 3)
+                return MLS_LOG_ERROR;
+        if (level == 4)
+                return MLS_LOG_WARN;
+        if (level <= 6)
+                return MLS_LOG_INFO;
+        return MLS_LOG_DEBUG;
+}
+
 int mls_log_format_parse(const char *s)
 {
         if (!strcmp(s, "json"))

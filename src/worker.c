@@ -668,14 +668,13 @@ static int run_loop_once(struct worker *w, int max_wait_ms)
 static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
                          const char *buf)
 {
-        enum mls_log_level lvl = MLS_LOG_DEBUG;
+        enum mls_log_level lvl = mls_log_level_from_syslog(level);
 
-        if (level <= 3)
-                lvl = MLS_LOG_ERROR;
-        else if (level <= 4)
-                lvl = MLS_LOG_WARN;
-        else if (level <= 6)
-                lvl = MLS_LOG_INFO;
+        /* The dead-letter producer shares the user's properties, so it
+         * warns about every consumer-only one: expected, not actionable. */
+        if (rd_kafka_type(rk) == RD_KAFKA_PRODUCER &&
+            strstr(buf, "is a consumer property"))
+                lvl = MLS_LOG_DEBUG;
         mls_log(lvl, "librdkafka", "client log", MLS_KV_STR("facility", fac),
                 MLS_KV_STR("detail", buf));
 }

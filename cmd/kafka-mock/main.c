@@ -299,17 +299,7 @@ static int parse_args(int argc, char **argv, struct km_opts *o)
 static void rdk_log_cb(const rd_kafka_t *rk, int level, const char *fac,
                        const char *buf)
 {
-        enum mls_log_level lvl;
-
-        if (level <= 3)
-                lvl = MLS_LOG_ERROR;
-        else if (level == 4)
-                lvl = MLS_LOG_WARN;
-        else if (level <= 6)
-                lvl = MLS_LOG_INFO;
-        else
-                lvl = MLS_LOG_DEBUG;
-        mls_log(lvl, component, "librdkafka", MLS_KV_STR("fac", fac),
+        mls_log(mls_log_level_from_syslog(level), component, "librdkafka", MLS_KV_STR("fac", fac),
                 MLS_KV_STR("detail", buf));
 }
 

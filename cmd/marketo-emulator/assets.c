@@ -293,22 +293,6 @@ void emu_sl_get(struct emu_ctx *c)
         emu_result_add(c, list_json(c->in, l));
 }
 
-/* Optional integer parameter; 1003 on junk or outside [lo, hi]. */
-static bool int_param(struct emu_ctx *c, const char *key, int64_t dflt,
-                      int64_t lo, int64_t hi, int64_t *out)
-{
-        const char *v = emu_param(c->rq, key);
-
-        *out = dflt;
-        if (!v || !*v)
-                return true;
-        if (!emu_parse_i64(v, out) || *out < lo || *out > hi) {
-                emu_fail(c, 1003, "Invalid value for %s, expected %lld to %lld", key, (long long)lo, (long long)hi);
-                return false;
-        }
-        return true;
-}
-
 /* ISO-8601 "YYYY-MM-DDTHH:MM:SS" with an optional "Z" and/or a "+hh:mm"
  * or "+hhmm" offset (so the asset dialect's own dates parse), to wall ms. */
 static bool parse_iso(const char *s, int64_t *out)
@@ -368,8 +352,8 @@ void emu_sl_browse(struct emu_ctx *c)
         int64_t seen = 0;
         bool bad;
 
-        if (!int_param(c, "offset", 0, 0, INT64_MAX, &offset) ||
-            !int_param(c, "maxReturn", BROWSE_DEFAULT, 1, EMU_BROWSE_MAX,
+        if (!emu_int_param(c, "offset", 0, 0, INT64_MAX, &offset) ||
+            !emu_int_param(c, "maxReturn", BROWSE_DEFAULT, 1, EMU_BROWSE_MAX,
                        &max) ||
             !date_param(c, "earliestUpdatedAt", &earliest) ||
             !date_param(c, "latestUpdatedAt", &latest))

@@ -323,6 +323,11 @@ struct MHD_Daemon *emu_http_start(struct emu *e, int listen_fd,
  *  Borrowed; valid for the request. */
 const char *emu_param(const struct emu_req *rq, const char *key);
 
+/* Optional integer parameter key (dflt when absent or empty); fails the
+ * call with 1003 on junk or a value outside [lo, hi]. */
+bool emu_int_param(struct emu_ctx *c, const char *key, int64_t dflt,
+                   int64_t lo, int64_t hi, int64_t *out);
+
 /** Set a request-level error on c (HTTP 200, success:false). */
 void emu_fail(struct emu_ctx *c, int code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));

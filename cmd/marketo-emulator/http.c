@@ -128,6 +128,22 @@ const char *emu_param(const struct emu_req *rq, const char *key)
         return NULL;
 }
 
+/* Optional integer parameter; 1003 on junk or outside [lo, hi]. */
+bool emu_int_param(struct emu_ctx *c, const char *key, int64_t dflt,
+                      int64_t lo, int64_t hi, int64_t *out)
+{
+        const char *v = emu_param(c->rq, key);
+
+        *out = dflt;
+        if (!v || !*v)
+                return true;
+        if (!emu_parse_i64(v, out) || *out < lo || *out > hi) {
+                emu_fail(c, 1003, "Invalid value for %s, expected %lld to %lld", key, (long long)lo, (long long)hi);
+                return false;
+        }
+        return true;
+}
+
 void emu_fail(struct emu_ctx *c, int code, const char *fmt, ...)
 {
         va_list ap;

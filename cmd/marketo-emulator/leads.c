@@ -140,22 +140,6 @@ static void result_init(struct emu_ctx *c)
                 c->result = json_object_new_array();
 }
 
-/* Optional integer parameter; 1003 when junk or outside [lo, hi]. */
-static bool int_param(struct emu_ctx *c, const char *key, int64_t dflt,
-                      int64_t lo, int64_t hi, int64_t *out)
-{
-        const char *v = emu_param(c->rq, key);
-
-        *out = dflt;
-        if (!v || !*v)
-                return true;
-        if (!emu_parse_i64(v, out) || *out < lo || *out > hi) {
-                emu_fail(c, 1003, "Invalid value for %s, expected %lld to %lld", key, (long long)lo, (long long)hi);
-                return false;
-        }
-        return true;
-}
-
 /* Paging tokens are opaque to clients: a prefix, a kind letter and a
  * position in hex. */
 static void token_make(struct emu_ctx *c, char kind, int64_t pos)
@@ -662,7 +646,7 @@ void emu_leads_lookup(struct emu_ctx *c)
                 return;
         }
         if (!fields_parse(c, &fs) ||
-            !int_param(c, "batchSize", EMU_BATCH_MAX, 1, EMU_BATCH_MAX,
+            !emu_int_param(c, "batchSize", EMU_BATCH_MAX, 1, EMU_BATCH_MAX,
                        &batch) ||
             !token_parse(c, 'L', &pos) || !lookup_matches(c, &m, values))
                 goto out;
@@ -860,7 +844,7 @@ void emu_list_members(struct emu_ctx *c)
         int64_t batch, pos, next;
 
         if (!l || !fields_parse(c, &fs) ||
-            !int_param(c, "batchSize", EMU_BATCH_MAX, 1, EMU_BATCH_MAX,
+            !emu_int_param(c, "batchSize", EMU_BATCH_MAX, 1, EMU_BATCH_MAX,
                        &batch) ||
             !token_parse(c, 'M', &pos))
                 return;
@@ -966,7 +950,7 @@ void emu_lists_query(struct emu_ctx *c)
                 emu_fail(c, 1003, "Invalid value for parameter 'id'");
                 return;
         }
-        if (!int_param(c, "batchSize", EMU_BATCH_MAX, 1, EMU_BATCH_MAX,
+        if (!emu_int_param(c, "batchSize", EMU_BATCH_MAX, 1, EMU_BATCH_MAX,
                        &batch) ||
             !token_parse(c, 'Q', &pos))
                 return;

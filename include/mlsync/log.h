@@ -65,6 +65,9 @@ void mls_log_setup(enum mls_log_level level, enum mls_log_format format);
 /** Parse "error|warn|info|debug"; returns -1 when unknown. */
 int mls_log_level_parse(const char *s);
 
+/** Map a syslog level (librdkafka's log callback uses them) to ours. */
+enum mls_log_level mls_log_level_from_syslog(int level);
+
 /** Parse "json|text"; returns -1 when unknown. */
 int mls_log_format_parse(const char *s);
 
