@@ -189,12 +189,13 @@ char *mls_fixture_load(const char *rel, size_t *lenp)
 const char *mls_tmpdir(const char *tag)
 {
         static char dir[1200];
+        static unsigned serial; /* two calls in one millisecond differ */
         char parent[1100];
 
         snprintf(parent, sizeof(parent), "%s/tests/out", top_dir());
         mkdir(parent, 0755);
-        snprintf(dir, sizeof(dir), "%s/%s.%d.%lld", parent, tag, (int)getpid(),
-                 (long long)mls_wall_ms());
+        snprintf(dir, sizeof(dir), "%s/%s.%d.%lld.%u", parent, tag,
+                 (int)getpid(), (long long)mls_wall_ms(), serial++);
         mkdir(dir, 0755);
         return dir;
 }
