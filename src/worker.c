@@ -708,6 +708,10 @@ static rd_kafka_conf_t *make_conf(struct worker *w, bool consumer)
         bad |= conf_set(conf, "client.id", "mlsync", who);
         if (consumer) {
                 bad |= conf_set(conf, "auto.offset.reset", "earliest", who);
+                /* librdkafka's prefetch is memory we hold too: 16 MiB
+                 * instead of its 64 MiB default, unless the user says. */
+                bad |= conf_set(conf, "queued.max.messages.kbytes", "16384",
+                                who);
                 bad |= conf_set(conf, "partition.assignment.strategy",
                                 "range,roundrobin", who);
         } else {

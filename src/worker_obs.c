@@ -38,7 +38,7 @@ struct wobs {
         struct mls_httpd *srv;
         struct mls_metric *ready, *draining, *heartbeat;
         struct mls_metric *consumed, *applied, *no_email, *dead_lettered;
-        struct mls_metric *pending, *assigned, *in_flight;
+        struct mls_metric *pending, *assigned, *paused, *in_flight;
         struct mls_metric *batches, *batch_retries;
         struct mls_metric *commits_ok, *commits_err, *last_commit;
         struct obs_inst *insts;
@@ -127,6 +127,9 @@ static int register_all(struct worker *w, struct wobs *o)
                            NULL);
         o->assigned = gauge(o, "mlsync_assigned_partitions",
                             "Partitions assigned to this worker", NULL);
+        o->paused = gauge(o, "mlsync_paused_partitions",
+                          "Partitions paused because too much is pending",
+                          NULL);
         o->in_flight = gauge(o, "mlsync_inflight_batches",
                              "List batches out at Marketo", NULL);
         o->batches = counter(o, "mlsync_batches_total",
@@ -199,6 +202,7 @@ void mls_wobs_draining(struct worker *w)
 void mls_wobs_tick(struct worker *w, int64_t now)
 {
         struct wobs *o = w->obs;
+        size_t paused = 0;
 
         if (!o)
                 return;
@@ -212,6 +216,9 @@ void mls_wobs_tick(struct worker *w, int64_t now)
         mls_metric_set(o->pending, (double)w->pending);
         mls_metric_set(o->assigned, (double)w->part_cnt);
         mls_metric_set(o->in_flight, (double)w->in_flight);
+        for (struct wpart *p = w->parts; p; p = p->next)
+                paused += p->paused;
+        mls_metric_set(o->paused, (double)paused);
         mls_metric_set(o->batches, (double)w->st.batches);
         mls_metric_set(o->batch_retries, (double)w->st.batch_retries);
         mls_metric_set(o->commits_ok, (double)w->st.commits);

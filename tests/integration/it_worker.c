@@ -327,6 +327,35 @@ static void pipeline__sigterm_busy_commits_only_accepted(void **state)
         mls_rig_stop(&r);
 }
 
+/* Memory stays bounded: with room for only 300 pending records and a slow
+ * Marketo, the worker pauses the partitions that feed it, keeps polling,
+ * resumes them as batches finish, and the lists still come out exact. */
+static void pipeline__backpressure_pauses_and_resumes(void **state)
+{
+        static const char *const emu[] = { "--latency-ms", "60-120", NULL };
+        struct mls_rig_opts o = { .emu_args = emu,
+                                  .batch_max_pending = 300,
+                                  .log_level = "debug" };
+        char path[1200];
+        char *log = NULL;
+
+        assert_int_equal(mls_rig_start(&r, "backpressure", &o), 0);
+        assert_int_equal(mls_rig_generate(&r, mixed_stream), 0);
+        assert_int_equal(mls_rig_worker_start(&r, 0), 0);
+        assert_int_equal(mls_rig_wait_caught_up(&r, CATCH_UP_MS), 0);
+        assert_int_equal(mls_rig_check_lists(&r, NULL), 0);
+        stop_workers_cleanly(&r, 1);
+
+        snprintf(path, sizeof(path), "%s/worker-0.log", r.dir);
+        assert_int_equal(mls_read_file(path, &log, NULL), 0);
+        assert_non_null(strstr(log, "msg=\"partition paused\""));
+        assert_non_null(strstr(log, "msg=\"partition resumed\""));
+        /* Paused or not, the group never evicted the worker. */
+        assert_null(strstr(log, "lost=true"));
+        free(log);
+        mls_rig_stop(&r);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -334,6 +363,7 @@ int main(void)
                 cmocka_unit_test_teardown(pipeline__sigkill_and_restart_exact, rig_teardown),
                 cmocka_unit_test_teardown(pipeline__faults_and_token_expiry_exact, rig_teardown),
                 cmocka_unit_test_teardown(pipeline__sigterm_busy_commits_only_accepted, rig_teardown),
+                cmocka_unit_test_teardown(pipeline__backpressure_pauses_and_resumes, rig_teardown),
         };
 
         setvbuf(stdout, NULL, _IOLBF, 0);

@@ -66,6 +66,7 @@ static int write_config(struct mls_rig *r, const struct mls_rig_opts *o)
         fprintf(fp,
                 "batch:\n"
                 "  max_wait_ms: %d\n"
+                "  max_pending: %d\n"
                 "worker:\n"
                 "  shutdown_timeout_ms: %d\n"
                 "  commit_interval_ms: 500\n"
@@ -74,6 +75,7 @@ static int write_config(struct mls_rig *r, const struct mls_rig_opts *o)
                 "  level: %s\n"
                 "  format: text\n",
                 o->batch_max_wait_ms > 0 ? o->batch_max_wait_ms : 200,
+                o->batch_max_pending > 0 ? o->batch_max_pending : 20000,
                 o->shutdown_timeout_ms > 0 ? o->shutdown_timeout_ms : 15000,
                 o->http ? "  http_addr: 127.0.0.1:0\n" : "",
                 o->log_level ? o->log_level : "info");

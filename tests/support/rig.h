@@ -38,6 +38,7 @@ struct mls_rig_opts {
         int partitions;              /* input topic partitions (default 6) */
         const char *const *emu_args; /* extra emulator flags, NULL-ended */
         int batch_max_wait_ms;       /* default 200 */
+        int batch_max_pending;       /* default: the worker's (20000) */
         int shutdown_timeout_ms;     /* default 15000 */
         const char *log_level;       /* default "info" */
         bool http;                   /* serve probes and metrics on a free
