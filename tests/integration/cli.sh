@@ -58,8 +58,9 @@ expect "MLSYNC_CONFIG is read when -c is absent" 0 \
 (
 	unset MARKETO_CLIENT_SECRET
 	expect "unset variable" 78 "$mlsync" config check -c config.example.yaml
+	line=$(grep -n 'client_secret: ${MARKETO_CLIENT_SECRET}' config.example.yaml | cut -d: -f1)
 	has "unset variable named at its position" \
-		"config.example.yaml:58:22: marketo.instances[0].client_secret: environment variable MARKETO_CLIENT_SECRET is not set"
+		"config.example.yaml:$line:22: marketo.instances[0].client_secret: environment variable MARKETO_CLIENT_SECRET is not set"
 	exit "$fails"
 ) || fails=$((fails + $?))
 
