@@ -45,8 +45,10 @@
 /* Restarts of a job after a vanished lead, a lost list or a 709 that
  * pointed nowhere. */
 #define MK_REDO_MAX 3
-/* A fatal job suggests its retry this much later (the worker holds). */
-#define MK_FATAL_RETRY_MS 300000
+/* A fatal job suggests its retry this much later (the worker holds): slow
+ * enough to cost nothing, quick enough that a folder an operator creates
+ * or a secret rotated back is picked up within a minute. */
+#define MK_FATAL_RETRY_MS 60000
 /* Token lifetime kept in reserve: refresh this early, at most 60 s. */
 #define MK_TOKEN_MARGIN_MAX_MS 60000
 #define MK_CONNECT_TIMEOUT_MS 15000

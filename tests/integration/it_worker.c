@@ -356,6 +356,62 @@ static void pipeline__backpressure_pauses_and_resumes(void **state)
         mls_rig_stop(&r);
 }
 
+/* A fatal error holds only its own instance: 200-BBB-002 starts without
+ * its folder and shares a partition with 100-AAA-001. The other instances
+ * are applied in full while 200-BBB-002's changes wait uncommitted, with a
+ * clear error logged; once an operator creates the folder they are
+ * applied too, and nothing was skipped. */
+static void pipeline__missing_folder_holds_only_its_instance(void **state)
+{
+        struct mls_rig_opts o = { .no_folder = 2 };
+        const char *held = "200-BBB-002";
+        int64_t committed[6], deadline;
+        char url[256], path[1200];
+        char *resp = NULL, *log = NULL;
+        bool others_done = false;
+        int64_t lag = 0;
+
+        assert_int_equal(mls_rig_start(&r, "held", &o), 0);
+        assert_int_equal(mls_rig_generate(&r, mixed_stream), 0);
+        assert_int_equal(mls_rig_worker_start(&r, 0), 0);
+
+        deadline = mls_now_ms() + CATCH_UP_MS;
+        while (!others_done && mls_now_ms() < deadline) {
+                mls_sleep_ms(1000);
+                others_done = mls_rig_check_instance(&r, "100-AAA-001") ==
+                                      0 &&
+                              mls_rig_check_instance(&r, "300-CCC-003") == 0;
+        }
+        assert_true(others_done);
+        /* Held, not skipped: its changes are not in Marketo and the
+         * partition's committed offset waits below them. */
+        printf("expected: the held instance's changes are all missing\n");
+        assert_true(mls_rig_check_instance(&r, held) > 0);
+        assert_int_equal(mls_rig_committed(&r, committed, 6), 0);
+        for (int p = 0; p < 6; p++)
+                lag += committed[p] < 0 ? 0 : committed[p];
+        assert_true(lag < 3170 - 9); /* not everything past the held ones */
+
+        snprintf(path, sizeof(path), "%s/worker-0.log", r.dir);
+        assert_int_equal(mls_read_file(path, &log, NULL), 0);
+        assert_non_null(strstr(log, "folder \\\"Audiences\\\" not found on "
+                                    "instance 200-BBB-002"));
+        free(log);
+
+        snprintf(url, sizeof(url), "%s/_admin/seed", r.emu_base);
+        assert_int_equal(mls_http_req("POST", url, NULL,
+                                      "{\"instance\":\"200-BBB-002\","
+                                      "\"folders\":[{\"name\":\"Audiences\","
+                                      "\"kind\":\"list\"}]}",
+                                      &resp),
+                         200);
+        free(resp);
+        assert_int_equal(mls_rig_wait_caught_up(&r, CATCH_UP_MS), 0);
+        assert_int_equal(mls_rig_check_lists(&r, NULL), 0);
+        stop_workers_cleanly(&r, 1);
+        mls_rig_stop(&r);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -364,6 +420,7 @@ int main(void)
                 cmocka_unit_test_teardown(pipeline__faults_and_token_expiry_exact, rig_teardown),
                 cmocka_unit_test_teardown(pipeline__sigterm_busy_commits_only_accepted, rig_teardown),
                 cmocka_unit_test_teardown(pipeline__backpressure_pauses_and_resumes, rig_teardown),
+                cmocka_unit_test_teardown(pipeline__missing_folder_holds_only_its_instance, rig_teardown),
         };
 
         setvbuf(stdout, NULL, _IOLBF, 0);

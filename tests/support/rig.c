@@ -102,7 +102,8 @@ static int start_kafka(struct mls_rig *r)
         return 0;
 }
 
-static int start_emulator(struct mls_rig *r, const char *const *extra)
+static int start_emulator(struct mls_rig *r, const char *const *extra,
+                          int no_folder)
 {
         const char *argv[48];
         char inst[3][128];
@@ -114,8 +115,9 @@ static int start_emulator(struct mls_rig *r, const char *const *extra)
         argv[n++] = "--listen";
         argv[n++] = "127.0.0.1:0";
         for (int i = 0; i < 3; i++) {
-                snprintf(inst[i], sizeof(inst[i]), "%s:id-%d:secret-%d:%s",
-                         mls_rig_instances[i], i, i, "Audiences");
+                snprintf(inst[i], sizeof(inst[i]), "%s:id-%d:secret-%d%s",
+                         mls_rig_instances[i], i, i,
+                         no_folder == i + 1 ? "" : ":Audiences");
                 argv[n++] = "--instance";
                 argv[n++] = inst[i];
         }
@@ -146,7 +148,7 @@ int mls_rig_start(struct mls_rig *r, const char *tag,
         memset(r, 0, sizeof(*r));
         snprintf(r->dir, sizeof(r->dir), "%s", mls_tmpdir(tag));
         r->partitions = o.partitions > 0 ? o.partitions : 6;
-        if (start_kafka(r) < 0 || start_emulator(r, o.emu_args) < 0 ||
+        if (start_kafka(r) < 0 || start_emulator(r, o.emu_args, o.no_folder) < 0 ||
             write_config(r, &o) < 0) {
                 mls_rig_stop(r);
                 return -1;

@@ -41,6 +41,8 @@ struct mls_rig_opts {
         int batch_max_pending;       /* default: the worker's (20000) */
         int shutdown_timeout_ms;     /* default 15000 */
         const char *log_level;       /* default "info" */
+        int no_folder;               /* 1-based index of an instance whose
+                                      * folder is missing at start; 0 none */
         bool http;                   /* serve probes and metrics on a free
                                       * loopback port (see below) */
 };
@@ -94,6 +96,10 @@ char *mls_rig_admin(struct mls_rig *r, const char *what);
  *          ones printed).
  */
 int mls_rig_check_lists(struct mls_rig *r, const int64_t *committed);
+
+/** Like mls_rig_check_lists with every change claimed, for one instance
+ *  only; members of other instances are not looked at. */
+int mls_rig_check_instance(struct mls_rig *r, const char *instance);
 
 struct facts;
 

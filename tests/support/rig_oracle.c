@@ -160,7 +160,7 @@ static int on_input(const struct mls_kinspect_msg *m, void *opaque)
 /* Walk the emulator's state: {"instances": {"<id>": {"lists": [{"name":
  * .., "members": [emails]}]}}}; members not in facts are extras. */
 static int mark_state(struct facts *f, const char *state, int *extras,
-                      int max_print)
+                      int max_print, const char *only)
 {
         json_object *root = json_tokener_parse(state);
         json_object *insts;
@@ -175,6 +175,8 @@ static int mark_state(struct facts *f, const char *state, int *extras,
         {
                 json_object *lists;
 
+                if (only && strcasecmp(id, only))
+                        continue;
                 if (!json_object_object_get_ex(inst, "lists", &lists))
                         continue;
                 for (size_t i = 0; i < json_object_array_length(lists); i++) {
@@ -211,7 +213,29 @@ static int mark_state(struct facts *f, const char *state, int *extras,
         return 0;
 }
 
+static int check_lists(struct mls_rig *r, const int64_t *committed,
+                       const char *only);
+
 int mls_rig_check_lists(struct mls_rig *r, const int64_t *committed)
+{
+        return check_lists(r, committed, NULL);
+}
+
+int mls_rig_check_instance(struct mls_rig *r, const char *instance)
+{
+        return check_lists(r, NULL, instance);
+}
+
+/* A fact's key starts with its instance id in lower case. */
+static bool of_instance(const char *key, const char *only)
+{
+        size_t n = strlen(only);
+
+        return !strncasecmp(key, only, n) && key[n] == '\x1f';
+}
+
+static int check_lists(struct mls_rig *r, const int64_t *committed,
+                       const char *only)
 {
         struct mls_kinspect_conn c = { .brokers = r->bootstrap,
                                        .timeout_ms = 30000 };
@@ -229,7 +253,7 @@ int mls_rig_check_lists(struct mls_rig *r, const int64_t *committed)
                 return 1;
         }
         state = mls_rig_admin(r, "state");
-        if (!state || mark_state(&f, state, &extras, 10) < 0) {
+        if (!state || mark_state(&f, state, &extras, 10, only) < 0) {
                 free(state);
                 facts_free(&f);
                 return 1;
@@ -238,7 +262,7 @@ int mls_rig_check_lists(struct mls_rig *r, const int64_t *committed)
                 struct fact *x = &f.tab[i];
                 bool want;
 
-                if (!x->key)
+                if (!x->key || (only && !of_instance(x->key, only)))
                         continue;
                 if (committed && x->offset >= committed[x->partition])
                         continue; /* not committed yet: no claim */
