@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every benchmark program (tests/bench/bench_*.c, built into
+# $MLS_BIN/tests) one after the other; each prints its own table.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+export MLS_TOP=$top
+bin=${MLS_BIN:-bin}
+export MLS_BIN=$bin
+mkdir -p tests/out
+rc=0
+for prog in "$bin"/tests/bench_*; do
+	[[ -x $prog ]] || continue
+	echo "=== $(basename "$prog")"
+	"$prog" || rc=1
+	echo
+done
+exit $rc
