@@ -44,6 +44,7 @@ struct ag_opts {
         size_t prop_cnt;     /* key/value pairs */
         long partitions_hint;
         double rate;
+        bool spread;         /* partition by user, not by key */
         bool print;
         bool no_final;
 };
@@ -117,6 +118,9 @@ static void usage(FILE *fp)
                 " property; repeatable\n"
                 "  --print                   write \"key<TAB>payload\" lines"
                 " to stdout, produce nothing\n"
+                "  --spread-users            partition by user instead of by key\n"
+                "                            (each user's changes stay in order;\n"
+                "                            one instance then feeds every partition)\n"
                 "  --no-final                leave final membership out of"
                 " --expect\n"
                 "  --help                    this text\n"
@@ -247,7 +251,7 @@ enum {
         OPT_AUDIENCES, OPT_USERS, OPT_EVENTS, OPT_SEED, OPT_SEGMENT,
         OPT_MULTI, OPT_NO_EMAIL, OPT_INVALID, OPT_DUP, OPT_MALFORMED,
         OPT_UNKNOWN, OPT_UNKNOWN_INSTANCE, OPT_PARTITIONS_HINT, OPT_RATE,
-        OPT_PROPERTY, OPT_PRINT, OPT_NO_FINAL, OPT_HELP,
+        OPT_PROPERTY, OPT_PRINT, OPT_NO_FINAL, OPT_SPREAD, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -272,6 +276,7 @@ static const struct option long_opts[] = {
         { "property", required_argument, NULL, OPT_PROPERTY },
         { "print", no_argument, NULL, OPT_PRINT },
         { "no-final", no_argument, NULL, OPT_NO_FINAL },
+        { "spread-users", no_argument, NULL, OPT_SPREAD },
         { "help", no_argument, NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
 };
@@ -357,6 +362,9 @@ static int parse_one(struct ag_opts *o, int c, char *arg)
                 return add_property(o, arg);
         case OPT_PRINT:
                 o->print = true;
+                return 0;
+        case OPT_SPREAD:
+                o->spread = true;
                 return 0;
         case OPT_NO_FINAL:
                 o->no_final = true;
@@ -544,14 +552,16 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic)
 
 /* Hand one message to librdkafka, waiting while its queue is full.
  * Takes ownership of payload. @returns 0 or -1. */
-static int produce_one(rd_kafka_t *rk, const char *topic, const char *key,
-                       char *payload, size_t len, intptr_t slot)
+static int produce_one(rd_kafka_t *rk, const char *topic, int32_t partition,
+                       const char *key, char *payload, size_t len,
+                       intptr_t slot)
 {
         rd_kafka_resp_err_t rerr;
 
         for (;;) {
                 rerr = rd_kafka_producev(
                         rk, RD_KAFKA_V_TOPIC(topic),
+                        RD_KAFKA_V_PARTITION(partition),
                         RD_KAFKA_V_KEY(key, strlen(key)),
                         RD_KAFKA_V_VALUE(payload, len),
                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
@@ -608,7 +618,7 @@ static int print_all(const struct ag_opts *o, const struct gen_world *w)
 }
 
 static int produce_all(const struct ag_opts *o, const struct gen_world *w,
-                       rd_kafka_t *rk, struct ag_dr *dr)
+                       rd_kafka_t *rk, struct ag_dr *dr, int parts)
 {
         int64_t start = mls_now_ms();
         rd_kafka_resp_err_t rerr;
@@ -624,8 +634,16 @@ static int produce_all(const struct ag_opts *o, const struct gen_world *w,
                         mls_log(MLS_LOG_ERROR, component, "out of memory");
                         return -1;
                 }
+                int32_t part = RD_KAFKA_PARTITION_UA;
+
+                /* Spread: all of one user's messages on one partition, so
+                 * each email's changes keep their order. */
+                if (o->spread && parts > 0)
+                        part = (int32_t)(gen_user_hash(w, m->user) %
+                                         (uint64_t)parts);
                 pace(rk, o->rate, start, i);
-                if (produce_one(rk, o->topic, key, payload, len, slot) < 0)
+                if (produce_one(rk, o->topic, part, key, payload, len,
+                                slot) < 0)
                         return -1;
                 rd_kafka_poll(rk, 0);
         }
@@ -742,7 +760,7 @@ static void check_layout(const struct ag_opts *o, const struct ag_dr *dr,
                         "partition count differs from hint",
                         MLS_KV_INT("partitions", parts),
                         MLS_KV_INT("hint", o->partitions_hint));
-        if (dr->split)
+        if (dr->split && !o->spread)
                 mls_log(MLS_LOG_WARN, component,
                         "one key landed on two partitions");
         for (size_t i = 0; i < o->g.instance_cnt; i++)
@@ -771,7 +789,7 @@ static int run_produce(const struct ag_opts *o, const struct gen_world *w)
                 return -1;
         parts = topic_partitions(rk, o->topic);
         if (parts > 0)
-                rc = produce_all(o, w, rk, &dr);
+                rc = produce_all(o, w, rk, &dr, parts);
         if (!rc) {
                 check_layout(o, &dr, parts);
                 if (o->expect_path)
