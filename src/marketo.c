@@ -98,6 +98,8 @@ struct mcall {
         struct curl_slist *hdrs;
         struct mkto_buf reply;
         bool reply_too_big;
+        bool gated;             /* spent() told, ended() not yet */
+        int64_t sent_ms;
 };
 
 enum jstep {
@@ -177,6 +179,8 @@ struct mls_mkto {
         const struct mls_cfg_instance *inst;
         struct mls_endpoint ep;
         struct mls_limiter *lim;
+        struct mls_mkto_gate gate;  /* shared budget; allow NULL = none */
+        int gate_code;              /* Marketo code of the reply at hand */
 
         int call_timeout_ms;
         unsigned max_attempts;
@@ -301,12 +305,24 @@ static void call_detach(struct mcall *c)
 }
 
 /* Abandon a call, giving back its limiter slot if it was sent. */
+static void gate_ended(struct mcall *c, int code, int64_t now)
+{
+        struct mls_mkto *mk = c->mk;
+
+        if (!c->gated)
+                return;
+        c->gated = false;
+        if (mk->gate.ended)
+                mk->gate.ended(mk->gate.opaque, code, c->sent_ms, now);
+}
+
 static void call_abort(struct mcall *c, int64_t now)
 {
         if (c->in_flight) {
                 mls_limiter_release(c->mk->lim, now);
                 c->in_flight = false;
         }
+        gate_ended(c, 0, now);
         call_detach(c);
         call_clear(c);
 }
@@ -1454,6 +1470,7 @@ static void job_reply(struct mjob *j, long status, int transport,
                 job_retry(j, code, now);
                 break;
         case MKTO_C_RATE:
+                mk->gate_code = 606;
                 /* Marketo counted the refused call as well, so its window
                  * is sure to have room only 20 s after it. */
                 mk->st.errors_606++;
@@ -1473,6 +1490,7 @@ static void job_reply(struct mjob *j, long status, int transport,
                         MLS_KV_INT("hold_ms", until - now));
                 break;
         case MKTO_C_CONC:
+                mk->gate_code = 615;
                 mk->st.errors_615++;
                 until = now + mls_backoff_ms(c->limit_waits, MK_CONC_BASE_MS,
                                              MK_CONC_CAP_MS);
@@ -1490,6 +1508,7 @@ static void job_reply(struct mjob *j, long status, int transport,
                         MLS_KV_INT("hold_ms", until - now));
                 break;
         case MKTO_C_QUOTA:
+                mk->gate_code = 607;
                 mk->st.errors_607++;
                 wall = mls_wall_ms();
                 until = now + (mkto_next_reset_wall_ms(wall) - wall);
@@ -1515,14 +1534,26 @@ static void on_transfer_done(struct mcall *c, CURLcode rc, int64_t now)
 {
         struct mls_mkto *mk = c->mk;
         long status = 0;
+        int64_t sent;
+        bool gated;
 
         curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
         c->in_flight = false;
         mls_limiter_release(mk->lim, now);
-        if (c->kind == K_TOKEN)
+        if (c->kind == K_TOKEN) {
                 token_done(mk, status, (int)rc, now);
-        else
-                job_reply(c->job, status, (int)rc, now);
+                return;
+        }
+        /* job_reply may re-arm or finish this call: take what the gate
+         * needs first; the classification leaves Marketo's code in
+         * gate_code. */
+        gated = c->gated;
+        sent = c->sent_ms;
+        c->gated = false;
+        mk->gate_code = 0;
+        job_reply(c->job, status, (int)rc, now);
+        if (gated && mk->gate.ended)
+                mk->gate.ended(mk->gate.opaque, mk->gate_code, sent, now);
 }
 
 /* ---- the pump: advance jobs, fetch tokens, send calls ---- */
@@ -1616,6 +1647,13 @@ again:
                         wake = min64(wake, c->not_before_ms);
                         continue;
                 }
+                if (mk->gate.allow) {
+                        wait = mk->gate.allow(mk->gate.opaque, now);
+                        if (wait > 0) {
+                                wake = min64(wake, now + wait);
+                                break;
+                        }
+                }
                 wait = mls_limiter_acquire(mk->lim, now);
                 if (wait > 0) {
                         if (wait > 1)
@@ -1626,6 +1664,11 @@ again:
                         mls_limiter_release(mk->lim, now);
                         c->not_before_ms = now + 1000;
                         wake = min64(wake, now + 1000);
+                } else if (mk->gate.allow) {
+                        c->gated = true;
+                        c->sent_ms = now;
+                        if (mk->gate.spent)
+                                mk->gate.spent(mk->gate.opaque, now);
                 }
         }
         return wake;
@@ -1948,4 +1991,12 @@ struct mls_limiter *mls_mkto_limiter(struct mls_mkto *mk)
 const char *mls_mkto_instance(const struct mls_mkto *mk)
 {
         return mk->inst->munchkin_id;
+}
+
+void mls_mkto_set_gate(struct mls_mkto *mk, const struct mls_mkto_gate *g)
+{
+        if (g)
+                mk->gate = *g;
+        else
+                memset(&mk->gate, 0, sizeof(mk->gate));
 }

@@ -150,6 +150,25 @@ void mls_mkto_get_stats(const struct mls_mkto *mk,
 /** The instance's limiter, borrowed; the shared budget adjusts it. */
 struct mls_limiter *mls_mkto_limiter(struct mls_mkto *mk);
 
+/**
+ * A second gate in front of every REST call (identity calls excluded, as
+ * Marketo does not count them): the budget shared with other workers.
+ * allow() is asked before a call is started (0: go; otherwise ms to wait,
+ * a poll of the loop is enough); spent() is told when it is sent and
+ * ended() exactly once when it is over, with Marketo's code (606, 615,
+ * 607) or 0 for any other outcome, and the spent() time.
+ */
+struct mls_mkto_gate {
+        int64_t (*allow)(void *opaque, int64_t now_ms);
+        void (*spent)(void *opaque, int64_t now_ms);
+        void (*ended)(void *opaque, int code, int64_t sent_ms,
+                      int64_t now_ms);
+        void *opaque;
+};
+
+/** Install (or with NULL remove) the gate; copied. */
+void mls_mkto_set_gate(struct mls_mkto *mk, const struct mls_mkto_gate *g);
+
 /** The munchkin id this client serves. Borrowed. */
 const char *mls_mkto_instance(const struct mls_mkto *mk);
 
