@@ -638,6 +638,8 @@ static int run_loop_once(struct worker *w, int max_wait_ms)
                         return -1;
         }
         rd_kafka_poll(w->prod, 0);
+        if (mls_wbud_tick(w, now) < 0)
+                return -1;
         dlq_retry_due(w, now);
         next = mls_wsync_tick(w, now);
         apply_backpressure(w);
@@ -853,6 +855,7 @@ static void teardown(struct worker *w)
                 rd_kafka_flush(w->prod, 2000);
                 rd_kafka_destroy(w->prod);
         }
+        mls_wbud_teardown(w);
         /* Dead-letter messages Kafka never acked were orphaned or are in
          * the retry queue; both are freed by now or owned by Kafka. */
         for (size_t i = 0; i < w->inst_cnt; i++)
@@ -922,8 +925,11 @@ int mls_worker_main(const struct mls_cfg *cfg)
         rc = setup_marketo(&w);
         if (!rc)
                 rc = setup_kafka(&w);
+        /* Probes first: opening the control topics may take seconds. */
         if (!rc && mls_wobs_start(&w) < 0)
                 rc = EXIT_CONFIG;
+        if (!rc && mls_wbud_setup(&w) < 0)
+                rc = EXIT_UNAVAILABLE;
         if (rc) {
                 teardown(&w);
                 return rc;

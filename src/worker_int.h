@@ -17,6 +17,8 @@
 
 struct worker;
 struct wobs;
+struct mls_budget;
+struct mls_ctl;
 
 /* One assigned partition. */
 struct wpart {
@@ -54,6 +56,9 @@ struct winst {
         const struct mls_cfg_instance *cfg;
         struct mls_mkto *mk;
         int64_t hold_until;    /* no batch starts before (fatal, quota) */
+        struct mls_budget *bud; /* our part of the shared budget */
+        uint64_t gate_overdraft; /* calls sent the budget did not grant */
+        int flights;           /* its lists' batches out at Marketo */
         int64_t last_warn_ms;  /* rate limit for repeated warnings */
 };
 
@@ -131,6 +136,13 @@ struct worker {
         char worker_id[96];
         struct wstats st;
         struct wobs *obs;      /* metrics and probes; NULL when off */
+        struct mls_ctl *ctl;   /* control topic of the shared budget */
+        struct mls_ctl *ctlq;  /* its daily-quota topic (<control>.quota) */
+        bool bud_started;      /* control history read */
+        int64_t ctl_warn_ms;   /* last "unhealthy" warning; 0 = healthy */
+        long bud_day;          /* Marketo day the budgets were told */
+        struct wlist **ready;  /* scratch: lists with a batch to start */
+        size_t ready_cap;
 };
 
 /* worker_sync.c */
@@ -149,6 +161,11 @@ void mls_wobs_ready(struct worker *w);
 void mls_wobs_draining(struct worker *w);
 void mls_wobs_tick(struct worker *w, int64_t now);
 void mls_wobs_stop(struct worker *w);
+
+/* worker_budget.c: the shared Marketo budget */
+int mls_wbud_setup(struct worker *w);
+int mls_wbud_tick(struct worker *w, int64_t now);
+void mls_wbud_teardown(struct worker *w);
 
 /* worker.c, used by worker_sync.c */
 void mls_worker_msg_release(struct worker *w, struct wmsg *m);

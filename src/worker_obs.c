@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mlsync/budget.h"
 #include "mlsync/httpd.h"
 #include "mlsync/log.h"
 #include "mlsync/metrics.h"
@@ -30,6 +31,8 @@ struct obs_inst {
         struct mls_metric *e606, *e615, *e607, *eother;
         struct mls_metric *applied, *rejected;
         struct mls_metric *in_flight, *window_used, *budget, *held;
+        struct mls_metric *shared, *others, *fenced, *daily_used;
+        struct mls_metric *rec_bad, *rec_version;
 };
 
 struct wobs {
@@ -91,7 +94,26 @@ static void register_instance(struct wobs *o, struct obs_inst *s,
                                "Our calls in the current rolling 20 s window",
                                l);
         s->budget = gauge(o, "mlsync_rate_budget_allocated_calls",
-                          "Calls allowed per rolling 20 s window", l);
+                          "Calls per rolling 20 s window this worker may "
+                          "make (its confirmed share)", l);
+        s->shared = gauge(o, "mlsync_rate_budget_effective_calls",
+                          "The shared budget per 20 s after 606/615 "
+                          "feedback", l);
+        s->others = gauge(o, "mlsync_rate_budget_others_calls",
+                          "Other workers' footprints per 20 s", l);
+        s->fenced = gauge(o, "mlsync_rate_budget_fenced",
+                          "1 while this worker may not call (its control "
+                          "records are not read back)", l);
+        s->daily_used = gauge(o, "mlsync_daily_quota_used_calls",
+                              "Calls this worker made today (Marketo day)",
+                              l);
+        snprintf(l, sizeof(l), "instance=%s,reason=invalid", id);
+        s->rec_bad = counter(o, "mlsync_control_records_skipped_total",
+                             "Control records skipped, by reason", l);
+        snprintf(l, sizeof(l), "instance=%s,reason=version", id);
+        s->rec_version = counter(o, "mlsync_control_records_skipped_total",
+                                 "Control records skipped, by reason", l);
+        snprintf(l, sizeof(l), "instance=%s", id);
         s->held = gauge(o, "mlsync_instance_held",
                         "1 while the instance is held after a fatal error or "
                         "a spent daily quota", l);
@@ -244,8 +266,23 @@ void mls_wobs_tick(struct worker *w, int64_t now)
                 mls_metric_set(s->rejected, (double)ms.emails_rejected);
                 mls_metric_set(s->in_flight, ms.in_flight);
                 mls_metric_set(s->window_used, ms.window_used);
-                mls_metric_set(s->budget,
-                               w->insts[i].cfg->budget.calls_per_20s);
+                if (w->insts[i].bud) {
+                        struct mls_budget_stats bs;
+
+                        mls_budget_get_stats(w->insts[i].bud, now, &bs);
+                        mls_metric_set(s->budget, bs.conf);
+                        mls_metric_set(s->shared, bs.beff);
+                        mls_metric_set(s->others, bs.others);
+                        mls_metric_set(s->fenced, bs.fenced);
+                        mls_metric_set(s->daily_used,
+                                       (double)bs.daily_used);
+                        mls_metric_set(s->rec_bad, (double)bs.records_bad);
+                        mls_metric_set(s->rec_version,
+                                       (double)bs.records_version);
+                } else {
+                        mls_metric_set(s->budget,
+                                       w->insts[i].cfg->budget.calls_per_20s);
+                }
                 mls_metric_set(s->held, w->insts[i].hold_until > now);
         }
 }

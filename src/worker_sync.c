@@ -168,6 +168,7 @@ static void batch_finish(struct worker *w, struct wbatch *wb)
         struct wlist *l = wb->list;
 
         w->in_flight--;
+        l->inst->flights--;
         l->flight = NULL;
         for (size_t i = 0; i < wb->msg_cnt; i++) {
                 if (!wb->msgs[i]->reject_reason[0])
@@ -332,6 +333,7 @@ static void list_flush(struct worker *w, struct wlist *l)
         l->open = NULL;
         l->flight = wb;
         w->in_flight++;
+        l->inst->flights++;
         w->st.batches++;
         if (batch_snapshot(wb) != MLS_OK) {
                 wb->waiting = true;
@@ -341,9 +343,11 @@ static void list_flush(struct worker *w, struct wlist *l)
         batch_send(w, wb);
 }
 
-/* Start what is due on one list. Returns when the list next needs
- * attention, or INT64_MAX when only a reply can move it on. */
-static int64_t list_tick(struct worker *w, struct wlist *l, int64_t now)
+/* Look at what is due on one list: resend a waiting batch, or say (in
+ * *ready) that its gathering batch should start. Returns when the list
+ * next needs attention, or INT64_MAX when only a reply can move it on. */
+static int64_t list_tick(struct worker *w, struct wlist *l, int64_t now,
+                         bool *ready)
 {
         struct wbatch *wb = l->flight;
         int64_t hold = l->inst->hold_until;
@@ -365,21 +369,71 @@ static int64_t list_tick(struct worker *w, struct wlist *l, int64_t now)
                 return due;
         if (hold > now)
                 return hold;
-        list_flush(w, l);
+        *ready = true;
         return INT64_MAX;
+}
+
+static int oldest_first(const void *a, const void *b)
+{
+        const struct wlist *x = *(struct wlist *const *)a;
+        const struct wlist *y = *(struct wlist *const *)b;
+
+        return (x->open->first_ms > y->open->first_ms) -
+               (x->open->first_ms < y->open->first_ms);
+}
+
+/* Batches one instance may have out at Marketo at once. Each waits for
+ * the instance's calls anyway; the others keep gathering meanwhile, so
+ * that when calls are scarce (a busy shared budget) each one carries as
+ * many changes as it can, and the oldest batch goes first. */
+static int flight_cap(const struct winst *inst)
+{
+        int cap = inst->cfg->budget.concurrent_calls;
+
+        return cap > 1 ? cap : 1;
 }
 
 int64_t mls_wsync_tick(struct worker *w, int64_t now)
 {
         int64_t next = INT64_MAX;
+        size_t n = 0;
 
         for (size_t i = 0; i < w->list_cap; i++) {
                 for (struct wlist *l = w->lists[i]; l; l = l->hnext) {
-                        int64_t due = list_tick(w, l, now);
+                        bool ready = false;
+                        int64_t due = list_tick(w, l, now, &ready);
 
                         if (due < next)
                                 next = due;
+                        if (!ready)
+                                continue;
+                        if (n == w->ready_cap) {
+                                size_t cap = n ? n * 2 : 64;
+                                struct wlist **r = realloc(
+                                        w->ready, cap * sizeof(*r));
+
+                                if (!r) {
+                                        /* Start it now, unordered. */
+                                        list_flush(w, l);
+                                        continue;
+                                }
+                                w->ready = r;
+                                w->ready_cap = cap;
+                        }
+                        w->ready[n++] = l;
                 }
+        }
+        qsort(w->ready, n, sizeof(*w->ready), oldest_first);
+        for (size_t i = 0; i < n; i++) {
+                struct wlist *l = w->ready[i];
+
+                if (!w->draining && l->inst->flights >= flight_cap(l->inst)) {
+                        /* A finished batch frees a slot; the loop turns
+                         * at least every 100 ms. */
+                        next = now + 100 < next ? now + 100 : next;
+                        continue;
+                }
+                list_flush(w, l);
         }
         return next;
 }
@@ -413,8 +467,10 @@ void mls_wsync_abandon_all(struct worker *w)
                                         both[k]->msgs[j]->refs--;
                                 batch_free(both[k]);
                         }
-                        if (l->flight)
+                        if (l->flight) {
                                 w->in_flight--;
+                                l->inst->flights--;
+                        }
                         l->open = NULL;
                         l->flight = NULL;
                 }
@@ -437,6 +493,9 @@ void mls_wsync_destroy_lists(struct worker *w)
                 }
         }
         free(w->lists);
+        free(w->ready);
+        w->ready = NULL;
+        w->ready_cap = 0;
         w->lists = NULL;
         w->list_cap = 0;
         w->list_cnt = 0;

@@ -88,7 +88,8 @@ static int start_kafka(struct mls_rig *r)
         const char *argv[] = { mls_bin("kafka-mock"), "--brokers", "3",
                                "--topic", topic, "--topic",
                                MLS_RIG_DLQ ":2", "--topic",
-                               "mlsync.control:1", NULL };
+                               "mlsync.control:1", "--topic",
+                               "mlsync.control.quota:1", NULL };
 
         snprintf(topic, sizeof(topic), MLS_RIG_TOPIC ":%d", r->partitions);
         if (mls_proc_spawn(&r->kafka, argv, log_path(r, "kafka-mock.log")) <
