@@ -14,6 +14,7 @@
 #include <sysexits.h>
 #include <yaml.h>
 
+#include "budget_view.h"
 #include "mlsync/config.h"
 #include "mlsync/log.h"
 #include "mlsync/worker.h"
@@ -26,6 +27,8 @@ static const char usage_text[] =
         "  config check -c FILE   validate FILE; print every error as\n"
         "                         file:line:column and exit 78 if any\n"
         "  config print -c FILE   print the resolved config, secrets redacted\n"
+        "  budget -c FILE         show the shared Marketo budget as the\n"
+        "                         control topic has it (read-only)\n"
         "  version [--json]       print the version and library versions\n"
         "  help, --help           print this text\n"
         "\n"
@@ -171,6 +174,25 @@ static int cmd_run(int argc, char **argv)
         return rc;
 }
 
+static int cmd_budget(int argc, char **argv)
+{
+        struct mls_cfg *cfg;
+        const char *path;
+        int bad, rc;
+
+        path = config_arg(argc, argv, &bad);
+        if (!path)
+                return bad == 2 ? usage(stdout, 0) : usage(stderr, EX_USAGE);
+        cfg = load_or_report(path);
+        if (!cfg)
+                return EX_CONFIG;
+        /* librdkafka's own warnings only; the view goes to stdout. */
+        mls_log_setup(MLS_LOG_ERROR, MLS_LOG_TEXT);
+        rc = mls_budget_view(cfg);
+        mls_cfg_destroy(cfg);
+        return rc;
+}
+
 int main(int argc, char **argv)
 {
         const char *cmd = argc > 1 ? argv[1] : NULL;
@@ -186,6 +208,8 @@ int main(int argc, char **argv)
                 return cmd_config(argc - 1, argv + 1);
         if (!strcmp(cmd, "run"))
                 return cmd_run(argc - 1, argv + 1);
+        if (!strcmp(cmd, "budget"))
+                return cmd_budget(argc - 1, argv + 1);
         fprintf(stderr, "mlsync: unknown command '%s'\n", cmd);
         return usage(stderr, EX_USAGE);
 }
