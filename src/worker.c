@@ -672,10 +672,11 @@ static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
 {
         enum mls_log_level lvl = mls_log_level_from_syslog(level);
 
-        /* The dead-letter producer shares the user's properties, so it
-         * warns about every consumer-only one: expected, not actionable. */
-        if (rd_kafka_type(rk) == RD_KAFKA_PRODUCER &&
-            strstr(buf, "is a consumer property"))
+        /* The consumer and the dead-letter producer share the user's
+         * properties, so each warns about the other kind's: expected, not
+         * actionable. */
+        if (strstr(buf, "is a consumer property") ||
+            strstr(buf, "is a producer property"))
                 lvl = MLS_LOG_DEBUG;
         mls_log(lvl, "librdkafka", "client log", MLS_KV_STR("facility", fac),
                 MLS_KV_STR("detail", buf));
@@ -727,8 +728,8 @@ static rd_kafka_conf_t *make_conf(struct worker *w, bool consumer)
                 char errstr[256];
                 rd_kafka_conf_res_t r;
 
-                /* A property of the other kind of client is skipped
-                 * rather than logged as a warning twice. */
+                /* Both clients get every property; librdkafka ignores
+                 * the other kind's (its warning is logged at debug). */
                 r = rd_kafka_conf_set(conf, k, v, errstr, sizeof(errstr));
                 if (r == RD_KAFKA_CONF_INVALID) {
                         mls_log(MLS_LOG_ERROR, "kafka", "bad kafka property",
