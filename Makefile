@@ -4,6 +4,7 @@
 #   make test       install missing packages (as root), build, run all tests
 #   make demo       run the whole pipeline end to end on embedded defaults
 #   make bench      run the benchmarks
+#   make bench-budget  the shared Marketo budget under saturation
 #   make lint       marker check and cppcheck
 #   make format     clang-format every source file
 #
@@ -54,7 +55,7 @@ DEMO_BIN  := $(BIN)/tests/demo
 BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(BIN)/tests/%)
 
-.PHONY: all build deps test unit integration demo bench lint format clean
+.PHONY: all build deps test unit integration demo bench bench-budget lint format clean
 
 all:
 	@$(MAKE) --no-print-directory deps
@@ -106,6 +107,11 @@ bench:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory build-tests $(BENCH_BINS)
 	@MLS_BIN=$(BIN) tests/bench.sh
+
+bench-budget:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory build $(BIN)/tests/bench_budget
+	@MLS_BIN=$(BIN) tests/bench.sh budget
 
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(@D)

@@ -185,7 +185,7 @@ static void print_instance(struct bv_inst *in, int32_t partition,
                 printf("  no worker seen in the control history\n\n");
                 return;
         }
-        printf("  %-32s %12s %7s %6s %7s %9s %5s %5s\n", "worker",
+        printf("  %-32s %20s %7s %6s %7s %9s %5s %5s\n", "worker",
                "incarnation", "age s", "state", "ceiling", "footprint",
                "want", "infl");
         for (size_t i = 0; i < in->n; i++) {
@@ -202,7 +202,7 @@ static void print_instance(struct bv_inst *in, int32_t partition,
                         continue;
                 f = footprint(w, in->last_log_ms, &p, &state);
                 sum += f;
-                printf("  %-32.32s %12lld %7.1f %6s %7d %9d %5d %5d\n",
+                printf("  %-32.32s %20lld %7.1f %6s %7d %9d %5d %5d\n",
                        w->wid, (long long)w->inc,
                        (double)(in->last_log_ms - w->log_ms) / 1000.0, state,
                        w->c, f, w->want, w->infl);
