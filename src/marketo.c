@@ -322,7 +322,9 @@ static void call_abort(struct mcall *c, int64_t now)
                 mls_limiter_release(c->mk->lim, now);
                 c->in_flight = false;
         }
-        gate_ended(c, 0, now);
+        /* Abandoned, not answered: the request may still be on its way
+         * to Marketo, which counts it when it arrives. */
+        gate_ended(c, MLS_MKTO_GATE_ABANDONED, now);
         call_detach(c);
         call_clear(c);
 }

@@ -31,6 +31,11 @@
  * margin for clock differences. */
 #define WB_QUOTA_HISTORY_MS (26LL * 3600 * 1000)
 
+/* An abandoned call (a revoke cancels its batch) may still be travelling
+ * to Marketo, which counts it on arrival: it stays counted as in flight
+ * this much longer before its 20 s in the window start. */
+#define WB_ABANDON_GRACE_MS 5000
+
 /* How often "control topic unhealthy" is logged while it lasts. */
 #define WB_WARN_EVERY_MS 10000
 /* Calls one waiting batch is expected to need: the lead call and the
@@ -51,18 +56,69 @@ static int64_t gate_allow(void *opaque, int64_t now_ms)
 static void gate_spent(void *opaque, int64_t now_ms)
 {
         struct winst *inst = opaque;
+        struct mls_budget_stats st;
 
-        if (inst->bud && !mls_budget_try_spend(inst->bud, now_ms))
+        if (!inst->bud)
+                return;
+        if (!mls_budget_try_spend(inst->bud, now_ms)) {
+                /* The gate said yes a moment ago: should never happen. */
                 inst->gate_overdraft++;
+                mls_log(MLS_LOG_WARN, "budget", "call sent without budget",
+                        MLS_KV_STR("instance", inst->cfg->munchkin_id));
+                return;
+        }
+        if (mls_log_enabled(MLS_LOG_DEBUG)) {
+                mls_budget_get_stats(inst->bud, now_ms, &st);
+                mls_log(MLS_LOG_DEBUG, "budget", "call started",
+                        MLS_KV_STR("instance", inst->cfg->munchkin_id),
+                        MLS_KV_INT("wall_ms", mls_wall_ms()),
+                        MLS_KV_INT("conf", st.conf),
+                        MLS_KV_INT("window", st.window_calls),
+                        MLS_KV_INT("others", st.others),
+                        MLS_KV_INT("in_flight", st.in_flight));
+        }
 }
 
 static void gate_ended(void *opaque, int code, int64_t sent_ms,
                        int64_t now_ms)
 {
         struct winst *inst = opaque;
+        struct wb_late *late;
 
-        if (inst->bud)
+        if (!inst->bud)
+                return;
+        if (code != MLS_MKTO_GATE_ABANDONED) {
                 mls_budget_on_reply(inst->bud, code, sent_ms, now_ms);
+                return;
+        }
+        late = malloc(sizeof(*late));
+        if (!late) {
+                /* LIMIT: without memory an abandoned call ends at once. */
+                mls_budget_on_reply(inst->bud, 0, sent_ms, now_ms);
+                return;
+        }
+        late->sent_ms = sent_ms;
+        late->due_ms = now_ms + WB_ABANDON_GRACE_MS;
+        late->next = inst->late;
+        inst->late = late;
+}
+
+/* End the abandoned calls whose grace is over. */
+static void end_late_calls(struct winst *inst, int64_t now)
+{
+        struct wb_late **pp = &inst->late;
+
+        while (*pp) {
+                struct wb_late *l = *pp;
+
+                if (l->due_ms > now) {
+                        pp = &l->next;
+                        continue;
+                }
+                *pp = l->next;
+                mls_budget_on_reply(inst->bud, 0, l->sent_ms, now);
+                free(l);
+        }
 }
 
 /* A Marketo day number: the reset instants are a day apart, so the next
@@ -261,6 +317,7 @@ int mls_wbud_tick(struct worker *w, int64_t now)
         for (size_t i = 0; i < w->inst_cnt; i++) {
                 struct winst *inst = &w->insts[i];
 
+                end_late_calls(inst, now);
                 if (day != w->bud_day)
                         mls_budget_set_day(inst->bud, day);
                 mls_budget_set_demand(inst->bud, queued_calls(w, inst), now);
@@ -275,6 +332,12 @@ void mls_wbud_teardown(struct worker *w)
         for (size_t i = 0; i < w->inst_cnt; i++) {
                 if (w->insts[i].mk)
                         mls_mkto_set_gate(w->insts[i].mk, NULL);
+                while (w->insts[i].late) {
+                        struct wb_late *l = w->insts[i].late;
+
+                        w->insts[i].late = l->next;
+                        free(l);
+                }
                 mls_budget_destroy(w->insts[i].bud);
                 w->insts[i].bud = NULL;
         }

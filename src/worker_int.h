@@ -50,6 +50,13 @@ struct wmsg {
         struct wmsg *lnext;
 };
 
+/* A call given up before its answer, still counted by the budget. */
+struct wb_late {
+        int64_t sent_ms;
+        int64_t due_ms;
+        struct wb_late *next;
+};
+
 /* One Marketo instance. */
 struct winst {
         struct worker *w;
@@ -59,6 +66,7 @@ struct winst {
         struct mls_budget *bud; /* our part of the shared budget */
         uint64_t gate_overdraft; /* calls sent the budget did not grant */
         int flights;           /* its lists' batches out at Marketo */
+        struct wb_late *late;  /* abandoned calls in their grace */
         int64_t last_warn_ms;  /* rate limit for repeated warnings */
 };
 

@@ -156,8 +156,12 @@ struct mls_limiter *mls_mkto_limiter(struct mls_mkto *mk);
  * allow() is asked before a call is started (0: go; otherwise ms to wait,
  * a poll of the loop is enough); spent() is told when it is sent and
  * ended() exactly once when it is over, with Marketo's code (606, 615,
- * 607) or 0 for any other outcome, and the spent() time.
+ * 607), MLS_MKTO_GATE_ABANDONED when the client gave the call up before
+ * its answer (the request may still reach Marketo), or 0 for any other
+ * outcome, and the spent() time.
  */
+#define MLS_MKTO_GATE_ABANDONED (-1)
+
 struct mls_mkto_gate {
         int64_t (*allow)(void *opaque, int64_t now_ms);
         void (*spent)(void *opaque, int64_t now_ms);
