@@ -400,11 +400,13 @@ static int check_opts(struct ag_opts *o)
         }
         /* Membership is tracked per user and audience, one byte each. */
         if ((double)o->g.users * (double)o->g.audiences > 5e7) {
-                fprintf(stderr, "audience-gen: --users times --audiences must stay below 50000000\n");
+                fprintf(stderr, "audience-gen: --users times --audiences "
+                                "must stay below 50000000\n");
                 return -1;
         }
         if (o->g.no_email_share + o->g.invalid_email_share > 1) {
-                fprintf(stderr, "audience-gen: --no-email-share plus --invalid-email-share exceed 1\n");
+                fprintf(stderr, "audience-gen: --no-email-share plus "
+                                "--invalid-email-share exceed 1\n");
                 return -1;
         }
         return 0;

@@ -556,7 +556,9 @@ static char *render_bad(struct gen_rng *g, const struct gen_world *w,
                 return wrap_array(to_text(render_native(g, f)));
         case BAD_UTF8:
                 snprintf(buf, sizeof(buf),
-                         "{\"audience\":{\"id\":\"%s\",\"name\":\"Bad \xc3\x28 name\"},\"action\":\"add\"}",
+                         "{\"audience\":{\"id\":\"%s\","
+                         "\"name\":\"Bad \xc3\x28 name\"},"
+                         "\"action\":\"add\"}",
                          f->au->id);
                 return strdup(buf);
         case BAD_PLAIN_TEXT:

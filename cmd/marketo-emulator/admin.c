@@ -554,7 +554,9 @@ static int seed_folders(struct emu_instance *in, json_object *arr,
                 json_object *pj, *res;
 
                 if (!name_ok(name) || kind < 0) {
-                        out_error(o, 400, "folders[%zu]: name (1-255) and kind list|marketing|program|email", i);
+                        out_error(o, 400,
+                                  "folders[%zu]: name (1-255) and kind "
+                                  "list|marketing|program|email", i);
                         return -1;
                 }
                 parent = emu_folder_home((enum emu_folder_kind)kind);
@@ -652,7 +654,9 @@ static int seed_lists(struct emu_instance *in, json_object *arr,
                 if (json_object_object_get_ex(lj, "folder", &fj))
                         f = folder_by_ref(in, fj);
                 if (!f || !emu_folder_holds_lists(f)) {
-                        out_error(o, 400, "lists[%zu]: unknown folder or one that holds no lists", i);
+                        out_error(o, 400,
+                                  "lists[%zu]: unknown folder or one that "
+                                  "holds no lists", i);
                         return -1;
                 }
                 if (!json_object_object_get_ex(lj, "members", &mj))
